@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "@MESSAGE@, $GREETING_NAME: $*"
