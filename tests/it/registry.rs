@@ -233,6 +233,64 @@ fn push_pull_round_trip_through_docker_registry() {
 
 /// htpasswd-protected registry: push without login fails with docker's message; login
 /// (docker CLI) stores credentials berth then uses; logout removes them.
+/// Random (incompressible) layers go up as stored-block gzip without a kept copy: the next push
+/// still finds them with a HEAD, another repository mounts them, and another registry gets the
+/// very same blob again.
+#[test]
+fn incompressible_layers_are_found_again_without_a_kept_copy() {
+    let (Some(reg), Some(reg2)) = (Registry::start(None), Registry::start(None)) else {
+        return;
+    };
+    let d = Daemon::start();
+    let name = format!("{}/r:1", reg.host());
+    let layer = layer_tar(&[("noise", berth_testkit::archive::random_bytes(2 << 20, 7))]);
+    let archive = d.dir.path().join("noise.tar");
+    let f = std::fs::File::create(&archive).unwrap();
+    berth_testkit::archive::write_docker_archive(
+        f,
+        &[berth_testkit::archive::ArchiveImage::new(
+            &[&name],
+            vec![layer],
+        )],
+    )
+    .unwrap();
+    d.berth(&["load", "-i", archive.to_str().unwrap()]).ok();
+    let id = image_id(&d, &name);
+    let layer_of = |reg: &Registry, repo: &str| {
+        let m: serde_json::Value = serde_json::from_slice(&get_manifest(reg, repo, "1")).unwrap();
+        let l = &m["layers"][0];
+        (
+            l["digest"].as_str().unwrap().to_string(),
+            l["mediaType"].as_str().unwrap().to_string(),
+        )
+    };
+    assert!(d.berth(&["push", &name]).ok().contains(": Pushed"));
+    let (blob, media) = layer_of(&reg, "r");
+    assert_eq!(media, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    let again = d.berth(&["push", &name]);
+    assert!(
+        again.ok().contains(": Layer already exists"),
+        "{}",
+        again.stdout
+    );
+    let other = format!("{}/s:1", reg.host());
+    d.berth(&["tag", &name, &other]).ok();
+    let out = d.berth(&["push", &other]);
+    assert!(out.ok().contains(": Mounted from r"), "{}", out.stdout);
+    let elsewhere = format!("{}/r:1", reg2.host());
+    d.berth(&["tag", &name, &elsewhere]).ok();
+    assert!(d.berth(&["push", &elsewhere]).ok().contains(": Pushed"));
+    assert_eq!(
+        layer_of(&reg2, "r").0,
+        blob,
+        "the same gzip blob, made again"
+    );
+    // Pulled back: the same image.
+    d.berth(&["rmi", &name, &other, &elsewhere]).ok();
+    d.berth(&["pull", &elsewhere]).ok();
+    assert_eq!(image_id(&d, &elsewhere), id);
+}
+
 #[test]
 fn login_push_pull_logout_with_htpasswd() {
     let Some(reg) = Registry::start(Some(("tester", "s3cret"))) else {

@@ -2,8 +2,9 @@
 //! cross-repository mount when the blob is known in another repository of the same registry, or
 //! an upload (monolithic for small blobs, a streamed PATCH then PUT for large ones); then the
 //! config and the manifest (Docker schema 2 unless a layer is zstd, then OCI). Layers stored
-//! uncompressed are gzipped on the way and the compressed blob is kept, so the next push of the
-//! layer is a single HEAD.
+//! uncompressed are gzipped on the way; the compressed blob is kept (or, for incompressible
+//! content, the digest it was pushed as is remembered), so the next push of the layer is a
+//! single HEAD.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -352,7 +353,6 @@ fn push_layer(
     }
     let uncompressed =
         l.blob.media_type == media::OCI_LAYER || l.blob.media_type == media::DOCKER_LAYER;
-    let known = sources::lookup(store, &l.blob.digest);
     let desc = |digest: Digest, size: u64, stored_type: &str| Descriptor {
         media_type: layer_media_type(stored_type, oci).into(),
         digest,
@@ -368,16 +368,31 @@ fn push_layer(
             .unwrap()
             .insert(l.diff_id.clone(), d.clone());
     };
-    if uncompressed && known.is_empty() {
-        // Never pushed or pulled as is: gzip it on the way, keeping the compressed copy.
-        let c = push_gzipped(store, repo, l, tmp, out, &id, cancel)?;
-        let d = desc(c.blob.digest.clone(), c.blob.size, media::OCI_LAYER_GZIP);
+    let gzip = |session: Option<String>| -> Result<LayerPushed> {
+        let (blob, kept) = push_gzipped(store, repo, l, tmp, out, &id, cancel, session)?;
+        let d = desc(blob.digest, blob.size, media::OCI_LAYER_GZIP);
         remember(&d);
         out.update(&id, "Pushed");
-        return Ok((d, Some(c)));
+        Ok((d, kept))
+    };
+    let mut known = sources::lookup(store, &l.blob.digest);
+    // What to look for remotely: the blob as stored, or the gzip blob an uncompressed layer was
+    // pushed as before (when that copy was not kept).
+    let mut target = l.blob.clone();
+    let mut remade = false;
+    if uncompressed && known.is_empty() {
+        match sources::pushed_as(store, &l.blob.digest) {
+            Some(b) => {
+                known = sources::lookup(store, &b.digest);
+                target = b;
+                remade = true;
+            }
+            // Never pushed or pulled as is: gzip it on the way.
+            None => return gzip(None),
+        }
     }
-    let d = desc(l.blob.digest.clone(), l.blob.size, &l.blob.media_type);
-    if blob_exists(repo, &l.blob.digest)? {
+    let d = desc(target.digest.clone(), target.size, &target.media_type);
+    if blob_exists(repo, &target.digest)? {
         out.update(&id, "Layer already exists");
         remember(&d);
         return Ok((d, None));
@@ -392,7 +407,7 @@ fn push_layer(
         let mut u = url::Url::parse(&repo.url("blobs/uploads/"))
             .map_err(|e| Error::registry(e.to_string()))?;
         u.query_pairs_mut()
-            .append_pair("mount", &l.blob.digest.to_string())
+            .append_pair("mount", &target.digest.to_string())
             .append_pair("from", src);
         let resp = repo.request(
             "POST",
@@ -413,6 +428,10 @@ fn push_layer(
             }
             _ => {}
         }
+    }
+    if remade {
+        // Not on this registry: gzip the layer again (stored blocks: the same bytes).
+        return gzip(session);
     }
     let f = store.content.open_blob(&l.blob.digest)?;
     let mut pr = ProgressReader::new(
@@ -541,14 +560,14 @@ fn finish_upload(repo: &Repo, loc: &str, digest: &Digest) -> Result<()> {
     Ok(())
 }
 
-/// Copies everything read into a temp file while hashing it (the compressed blob to keep).
-struct Tee<R> {
+/// Hashes everything read through it, and copies it to `copy`.
+struct Tee<R, W: Write> {
     inner: R,
-    copy: DigestWriter<io::BufWriter<File>>,
+    copy: DigestWriter<W>,
     failed: Option<io::Error>,
 }
 
-impl<R: Read> Read for Tee<R> {
+impl<R: Read, W: Write> Read for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Err(e) = self.copy.write_all(&buf[..n]) {
@@ -560,6 +579,41 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// Streams `src` gzipped in one PATCH to the upload at `loc`, copying the gzip bytes to `copy`:
+/// returns the copy, the gzip blob's digest and size, and the Location to finish at.
+fn stream_gzip<W: Write>(
+    repo: &Repo,
+    loc: &str,
+    src: impl Read,
+    level: flate2::Compression,
+    copy: W,
+    cancel: &AtomicBool,
+) -> Result<(W, Digest, u64, String)> {
+    let gz = flate2::read::GzEncoder::new(src, level);
+    let mut tee = Tee {
+        inner: BufReader::with_capacity(1 << 20, gz),
+        copy: DigestWriter::new(copy),
+        failed: None,
+    };
+    let mut c = Cancellable {
+        inner: &mut tee,
+        cancel: Some(cancel),
+    };
+    let next = patch(repo, loc, &mut c, None)?;
+    if let Some(e) = tee.failed.take() {
+        return Err(Error::registry(format!(
+            "keeping the compressed layer: {e}"
+        )));
+    }
+    let (w, digest, size) = tee.copy.finish();
+    Ok((w, digest, size, next))
+}
+
+/// Pushes an uncompressed layer gzipped. Compressed content is kept (it replaces the layer's
+/// blob in the store, so the next push needs no compression); stored-block gzip of
+/// incompressible content is not (remaking it costs a copy, keeping it would write the whole
+/// layer again): push remembers which blob it became instead.
+#[allow(clippy::too_many_arguments)]
 fn push_gzipped(
     store: &ImageStore,
     repo: &Repo,
@@ -568,8 +622,12 @@ fn push_gzipped(
     out: &dyn Progress,
     id: &str,
     cancel: &AtomicBool,
-) -> Result<Compressed> {
-    let loc = start_upload(repo)?;
+    session: Option<String>,
+) -> Result<(BlobRef, Option<Compressed>)> {
+    let loc = match session {
+        Some(s) => s,
+        None => start_upload(repo)?,
+    };
     let level = compression_level(store, &l.blob.digest)?;
     let src = store.content.open_blob(&l.blob.digest)?;
     let progress = ProgressReader::new(
@@ -580,42 +638,45 @@ fn push_gzipped(
         0,
         l.blob.size,
     );
-    let gz = flate2::read::GzEncoder::new(progress, level);
+    let blob = |digest, size| BlobRef {
+        digest,
+        media_type: media::OCI_LAYER_GZIP.into(),
+        size,
+    };
+    if level == flate2::Compression::none() {
+        let (_, digest, size, next) = stream_gzip(repo, &loc, progress, level, io::sink(), cancel)?;
+        finish_upload(repo, &next, &digest)?;
+        let b = blob(digest, size);
+        sources::record_pushed_as(store, &l.blob.digest, &b);
+        return Ok((b, None));
+    }
     let path = tmp.join(format!("gz-{}", l.chain_id.hex()));
     let file = File::create(&path)
         .map_err(|e| Error::registry(format!("creating {}: {e}", path.display())))?;
-    let mut tee = Tee {
-        inner: BufReader::with_capacity(1 << 20, gz),
-        copy: DigestWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
-        failed: None,
-    };
-    let mut c = Cancellable {
-        inner: &mut tee,
-        cancel: Some(cancel),
-    };
-    let next = patch(repo, &loc, &mut c, None)?;
-    if let Some(e) = tee.failed.take() {
-        return Err(Error::registry(format!(
-            "keeping the compressed layer: {e}"
-        )));
-    }
-    let (w, digest, size) = tee.copy.finish();
+    let (w, digest, size, next) = stream_gzip(
+        repo,
+        &loc,
+        progress,
+        level,
+        io::BufWriter::with_capacity(1 << 20, file),
+        cancel,
+    )?;
     let f = w
         .into_inner()
         .map_err(|e| Error::registry(format!("keeping the compressed layer: {}", e.error())))?;
     f.sync_all()
         .map_err(|e| Error::registry(format!("keeping the compressed layer: {e}")))?;
     finish_upload(repo, &next, &digest)?;
-    Ok(Compressed {
-        chain_id: l.chain_id.clone(),
-        old: l.blob.digest.clone(),
-        path,
-        blob: BlobRef {
-            digest,
-            media_type: media::OCI_LAYER_GZIP.into(),
-            size,
-        },
-    })
+    let b = blob(digest, size);
+    Ok((
+        b.clone(),
+        Some(Compressed {
+            chain_id: l.chain_id.clone(),
+            old: l.blob.digest.clone(),
+            path,
+            blob: b,
+        }),
+    ))
 }
 
 /// gzip's fastest level, or no compression at all (stored blocks) when a sample of the layer

@@ -2,6 +2,7 @@
 //! or pushed to. Push uses it for cross-repository mounts and to skip existence checks that
 //! cannot succeed. (moby keeps the same facts in its "v2 metadata" service.)
 
+use berth_image::store::BlobRef;
 use berth_image::{Digest, ImageStore};
 use berth_meta::Table;
 
@@ -35,4 +36,28 @@ pub fn lookup(store: &ImageStore, blob: &Digest) -> Vec<String> {
         .ok()
         .flatten()
         .unwrap_or_default()
+}
+
+/// Uncompressed local layer blob → the gzip blob pushed for it, when push did not keep that
+/// copy (stored-block gzip of incompressible content: cheap to remake, and keeping it would
+/// write the layer again). Lets the next push find the layer remotely with one HEAD.
+pub const PUSHED_AS: Table = Table::new("registry_pushed_as");
+
+/// Records that `local` was pushed as `remote`.
+pub fn record_pushed_as(store: &ImageStore, local: &Digest, remote: &BlobRef) {
+    let res = store
+        .db
+        .write(|w| w.put(PUSHED_AS, &local.to_string(), remote));
+    if let Err(e) = res {
+        tracing::warn!("recording the pushed form of {local}: {e}");
+    }
+}
+
+/// The blob `local` was last pushed as, if push recorded one.
+pub fn pushed_as(store: &ImageStore, local: &Digest) -> Option<BlobRef> {
+    store
+        .db
+        .read(|r| r.get::<BlobRef>(PUSHED_AS, &local.to_string()))
+        .ok()
+        .flatten()
 }

@@ -5,6 +5,7 @@
 
 mod log;
 mod server;
+mod trim;
 
 use std::io::Write;
 use std::os::fd::{FromRawFd, RawFd};

@@ -32,6 +32,8 @@ const READ_BUF: usize = 32 * 1024;
 /// After the init exits, how long output may take to reach EOF (a process outside the
 /// container's PID namespace could hold a pipe open).
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long the shim must be quiet after a client leaves before it trims its memory.
+const TRIM_AFTER: Duration = Duration::from_millis(300);
 
 struct Pipe {
     fd: Option<OwnedFd>,
@@ -195,6 +197,8 @@ pub struct Shim {
     execs: Vec<ExecProc>,
     stdin_owner: Option<usize>,
     buf: Vec<u8>,
+    /// When to give back start-up memory (see trim.rs); pushed back by every client leaving.
+    trim_at: Option<Instant>,
 }
 
 pub type StartError = (String, Option<i32>);
@@ -408,6 +412,7 @@ impl Shim {
             execs: Vec::new(),
             stdin_owner: None,
             buf: vec![0; READ_BUF],
+            trim_at: None,
         })
     }
 
@@ -490,7 +495,15 @@ impl Shim {
                     add(s.fd.as_raw_fd(), libc::POLLOUT, Tag::ExecIn(e));
                 }
             }
-            let timeout = self.drain_deadline.map_or(-1, |d| {
+            if self.trim_at.is_some_and(|t| Instant::now() >= t) {
+                self.trim_at = None;
+                crate::trim::trim();
+            }
+            let wake = match (self.drain_deadline, self.trim_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = wake.map_or(-1, |d| {
                 d.saturating_duration_since(Instant::now())
                     .as_millis()
                     .min(i32::MAX as u128) as i32
@@ -566,6 +579,7 @@ impl Shim {
         let Some(c) = self.clients[i].take() else {
             return;
         };
+        self.trim_at = Some(Instant::now() + TRIM_AFTER);
         if self.stdin_owner == Some(i) {
             self.stdin_owner = None;
             // docker's StdinOnce: the first attacher going away closes the container's stdin.
