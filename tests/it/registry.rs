@@ -285,6 +285,24 @@ fn incompressible_layers_are_found_again_without_a_kept_copy() {
         blob,
         "the same gzip blob, made again"
     );
+    // Other tools read the stored-block gzip: skopeo copies it, gzip checks it.
+    if have("skopeo") {
+        let dir = d.dir.path().join("skopeo-dir");
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false"])
+            .arg(format!("docker://{elsewhere}"))
+            .arg(format!("dir:{}", dir.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = dir.join(blob.trim_start_matches("sha256:"));
+        let st = Command::new("gzip").arg("-t").arg(&file).status().unwrap();
+        assert!(st.success(), "gzip -t {}", file.display());
+    }
     // Pulled back: the same image.
     d.berth(&["rmi", &name, &other, &elsewhere]).ok();
     d.berth(&["pull", &elsewhere]).ok();

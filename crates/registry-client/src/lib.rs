@@ -20,6 +20,7 @@ pub mod pull;
 pub mod push;
 pub mod search;
 mod sources;
+mod stored_gzip;
 mod transport;
 mod unpack;
 

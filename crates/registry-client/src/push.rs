@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use berth_image::config::{Descriptor, chain_ids, media};
-use berth_image::digest::DigestWriter;
+use berth_image::digest::{DigestReader, DigestWriter};
 use berth_image::store::{BlobRef, LayerRecord, REFS, RefRecord};
 use berth_image::{Digest, ImageStore, Reference};
 use serde::Serialize;
@@ -23,6 +23,7 @@ use crate::auth::AuthConfig;
 use crate::client::{Repo, ReqBody, endpoints, header, response_error};
 use crate::config::RegistryConfig;
 use crate::progress::{Progress, ProgressReader};
+use crate::stored_gzip::{self, StoredGzip};
 use crate::{Error, Result, sources};
 
 /// Blobs up to this size go up in one PUT.
@@ -630,6 +631,31 @@ fn push_gzipped(
     };
     let level = compression_level(store, &l.blob.digest)?;
     let src = store.content.open_blob(&l.blob.digest)?;
+    let blob = |digest, size| BlobRef {
+        digest,
+        media_type: media::OCI_LAYER_GZIP.into(),
+        size,
+    };
+    if level == flate2::Compression::none() {
+        let len = stored_gzip::size(l.blob.size);
+        let progress = ProgressReader::new(src, out, id, "Pushing", 0, l.blob.size);
+        let mut body = DigestReader::new(Cancellable {
+            inner: StoredGzip::new(progress, l.blob.size),
+            cancel: Some(cancel),
+        });
+        let next = patch(repo, &loc, &mut body, Some(len))?;
+        let (_, digest, size) = body.finish();
+        if size != len {
+            return Err(Error::registry(format!(
+                "layer {} changed while it was pushed",
+                l.blob.digest
+            )));
+        }
+        finish_upload(repo, &next, &digest)?;
+        let b = blob(digest, size);
+        sources::record_pushed_as(store, &l.blob.digest, &b);
+        return Ok((b, None));
+    }
     let progress = ProgressReader::new(
         BufReader::with_capacity(1 << 20, src),
         out,
@@ -638,18 +664,6 @@ fn push_gzipped(
         0,
         l.blob.size,
     );
-    let blob = |digest, size| BlobRef {
-        digest,
-        media_type: media::OCI_LAYER_GZIP.into(),
-        size,
-    };
-    if level == flate2::Compression::none() {
-        let (_, digest, size, next) = stream_gzip(repo, &loc, progress, level, io::sink(), cancel)?;
-        finish_upload(repo, &next, &digest)?;
-        let b = blob(digest, size);
-        sources::record_pushed_as(store, &l.blob.digest, &b);
-        return Ok((b, None));
-    }
     let path = tmp.join(format!("gz-{}", l.chain_id.hex()));
     let file = File::create(&path)
         .map_err(|e| Error::registry(format!("creating {}: {e}", path.display())))?;
