@@ -539,3 +539,66 @@ fn ulimits_shm_size_no_new_privileges_and_privileged() {
     let o = run(&[], "test -e /dev/loop-control && echo dev || echo none");
     assert_eq!(o.ok(), "none\n");
 }
+
+/// `run --cgroup-parent`: the container's cgroup goes under the given parent (relative paths
+/// from the root, as docker's cgroupfs driver), its limits land there, pause and stats find it,
+/// and `rm` removes it. Paths that would leave the hierarchy are refused.
+#[test]
+fn a_container_cgroup_parent_is_honoured() {
+    let d = with_busybox();
+    // Under the test daemon's own parent, so the test kit's cleanup covers it.
+    let parent = format!("{}/custom", d.cgroup_parent.trim_start_matches('/'));
+    let id = d
+        .docker(&[
+            "run",
+            "-d",
+            "--cgroup-parent",
+            &parent,
+            "-m",
+            "64m",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    let dir = format!("/sys/fs/cgroup/memory/{parent}/{id}");
+    let limit = std::fs::read_to_string(format!("{dir}/memory.limit_in_bytes")).unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    let pid = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", &id])
+        .ok()
+        .trim()
+        .to_string();
+    let procs = std::fs::read_to_string(format!("{dir}/cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l.trim() == pid), "{procs}");
+    assert_eq!(host_config(&d, &id)["CgroupParent"], parent.as_str());
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/memory{}/{id}", d.cgroup_parent)).exists(),
+        "not under the daemon's parent"
+    );
+    d.docker(&["pause", &id]).ok();
+    let state = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/freezer/{parent}/{id}/freezer.state"
+    ))
+    .unwrap();
+    assert_eq!(state.trim(), "FROZEN");
+    d.docker(&["unpause", &id]).ok();
+    let stats = d
+        .docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", &id])
+        .ok()
+        .to_string();
+    assert!(stats.contains("64MiB"), "{stats}");
+    d.docker(&["rm", "-f", &id]).ok();
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+    let e = d.docker(&[
+        "run",
+        "--rm",
+        "--cgroup-parent",
+        "../../x",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.err().contains("invalid cgroup parent"), "{}", e.stderr);
+}

@@ -112,6 +112,56 @@ fn escape_attempts_fail_under_the_defaults() {
     assert!(e.err().contains("unknown capability"), "{}", e.stderr);
 }
 
+/// The kernel keyring is not namespaced: docker's default profile refuses `add_key`, `keyctl`
+/// and `request_key` with EPERM. A static probe (built here with the host's C compiler) shows
+/// the errno under the defaults, and that the calls do work when seccomp is off.
+#[test]
+fn keyctl_is_refused_under_the_default_profile() {
+    let d = with_busybox();
+    let src = d.dir.path().join("keys.c");
+    std::fs::write(
+        &src,
+        r#"#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(void) {
+    long a = syscall(SYS_add_key, "user", "berth-test", "x", 1, -2 /* process keyring */);
+    printf("add_key %ld %d\n", a, a < 0 ? errno : 0);
+    long k = syscall(SYS_keyctl, 1 /* JOIN_SESSION_KEYRING */, 0);
+    printf("keyctl %ld %d\n", k, k < 0 ? errno : 0);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let bin = d.dir.path().join("keys");
+    let cc = std::process::Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("running cc (build-essential)");
+    assert!(
+        cc.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let vol = format!("{}:/keys:ro", bin.display());
+    let run = |extra: &[&str]| {
+        let mut v = vec!["run", "--rm", "-v", &vol];
+        v.extend_from_slice(extra);
+        v.extend(["busybox", "/keys"]);
+        Client::Docker.run(&d, &v).ok().to_string()
+    };
+    let out = run(&[]);
+    assert!(out.contains("add_key -1 1\n"), "{out}");
+    assert!(out.contains("keyctl -1 1\n"), "{out}");
+    let out = run(&["--security-opt", "seccomp=unconfined"]);
+    assert!(!out.contains("add_key -1"), "{out}");
+    assert!(!out.contains("keyctl -1"), "{out}");
+}
+
 #[test]
 fn ipc_pid_uts_modes_and_a_read_only_cgroup_mount() {
     let d = with_busybox();

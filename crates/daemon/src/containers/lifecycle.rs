@@ -166,6 +166,7 @@ pub async fn create(
     };
     let mut hc = body.host_config.clone().unwrap_or_default();
     check_restart_policy(&hc)?;
+    check_cgroup_parent(&hc).map_err(ApiError::bad_request)?;
     let warnings = super::resources::validate(&mut hc)?;
     super::spec::capabilities(
         hc.cap_add.as_deref().unwrap_or(&[]),
@@ -587,7 +588,7 @@ fn prepare_bundle(d: &Daemon, rec: &ContainerRecord) -> Result<(), ApiError> {
             rec.tty(),
         );
         let user = spec::process_user(&user, &mut env);
-        let cgroups_path = format!("{}/{}", paths.cgroup_parent.trim_end_matches('/'), rec.id);
+        let cgroups_path = cgroup_path(&paths.cgroup_parent, rec);
         let volumes = mounts::prepare(d, rec, &rootfs)?;
         let mut s = spec::build(
             rec,
@@ -754,11 +755,13 @@ fn cleanup_after_exit(d: &Daemon, id: &str) {
     {
         tracing::warn!(container = %id, "unmounting rootfs: {e}");
     }
-    let cgroup = format!(
-        "{}/{}",
-        d.containers.paths.cgroup_parent.trim_end_matches('/'),
-        id
-    );
+    let cgroup = match d.containers.get(id) {
+        Ok(c) => cgroup_of(d, &c),
+        Err(_) => format!(
+            "{}/{id}",
+            d.containers.paths.cgroup_parent.trim_end_matches('/')
+        ),
+    };
     if let Err(e) = berth_runtime::cgroup::Cgroup::remove_path(&cgroup) {
         tracing::warn!(container = %id, "removing cgroup {cgroup}: {e}");
     }
@@ -1092,12 +1095,31 @@ pub async fn wait(c: &Arc<Container>, condition: &str) -> Result<(i64, Option<St
 }
 
 /// The container's cgroup (for pause, top, stats).
-pub fn cgroup_of(d: &Daemon, id: &str) -> String {
-    format!(
-        "{}/{}",
-        d.containers.paths.cgroup_parent.trim_end_matches('/'),
-        id
-    )
+pub fn cgroup_of(d: &Daemon, c: &Container) -> String {
+    cgroup_path(&d.containers.paths.cgroup_parent, &c.rec.lock().unwrap())
+}
+
+/// `<parent>/<id>`: the parent is the container's `--cgroup-parent` when it has one (relative
+/// paths are taken from the root, as docker's cgroupfs driver does), else the daemon's.
+pub fn cgroup_path(daemon_parent: &str, rec: &ContainerRecord) -> String {
+    let parent = match rec.host_config.cgroup_parent.as_deref() {
+        Some(p) if !p.is_empty() => format!("/{}", p.trim_matches('/')),
+        _ => daemon_parent.to_string(),
+    };
+    format!("{}/{}", parent.trim_end_matches('/'), rec.id)
+}
+
+/// Refuses a `--cgroup-parent` that could leave the cgroup hierarchy.
+pub fn check_cgroup_parent(hc: &HostConfig) -> Result<(), String> {
+    match hc.cgroup_parent.as_deref() {
+        Some(p) if p.split('/').any(|c| c == ".." || c == ".") => Err(format!(
+            "invalid cgroup parent {p:?}: \".\" and \"..\" are not allowed"
+        )),
+        Some(p) if p.ends_with(".slice") => Err(format!(
+            "invalid cgroup parent {p:?}: systemd slices need the systemd cgroup driver; berthd uses cgroupfs"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `POST /containers/{id}/pause`.
@@ -1118,7 +1140,7 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), ApiError> 
             )));
         }
     }
-    let cg = cgroup_of(d, &c.id);
+    let cg = cgroup_of(d, c);
     tokio::task::spawn_blocking(move || {
         berth_runtime::cgroup::Cgroup::open(&cg).and_then(|g| g.freeze())
     })
@@ -1131,7 +1153,7 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), ApiError> 
 }
 
 async fn unpause_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), ApiError> {
-    let cg = cgroup_of(d, &c.id);
+    let cg = cgroup_of(d, c);
     tokio::task::spawn_blocking(move || {
         berth_runtime::cgroup::Cgroup::open(&cg).and_then(|g| g.thaw())
     })

@@ -25,7 +25,7 @@ pub fn sample(d: &Daemon, c: &Container) -> Sample {
     let rec = c.snapshot();
     let running = rec.state.status.is_running() && rec.state.pid > 0;
     let cg = running
-        .then(|| berth_runtime::cgroup::Cgroup::open(&lifecycle::cgroup_of(d, &c.id)).ok())
+        .then(|| berth_runtime::cgroup::Cgroup::open(&lifecycle::cgroup_of(d, c)).ok())
         .flatten()
         .map(|g| g.stats());
     let host_net = rec.host_config.network_mode.as_deref() == Some("host");

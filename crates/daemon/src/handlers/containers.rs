@@ -603,7 +603,7 @@ pub async fn top(ctx: Ctx, name: &str) -> ApiResult {
         Some(a) => a.split_whitespace().map(str::to_string).collect(),
         None => vec!["-ef".to_string()],
     };
-    let cg = lifecycle::cgroup_of(&d, &c.id);
+    let cg = lifecycle::cgroup_of(&d, &c);
     let pids = tokio::task::spawn_blocking(move || {
         berth_runtime::cgroup::Cgroup::open(&cg).and_then(|g| g.procs())
     })

@@ -142,7 +142,7 @@ pub async fn update(ctx: Ctx, name: &str) -> ApiResult {
     let mut warnings = resources::validate(&mut hc).map_err(cannot)?;
     if c.status().is_running() {
         let oci = resources::to_oci(&hc).map_err(cannot)?;
-        let cg = lifecycle::cgroup_of(&d, &c.id);
+        let cg = lifecycle::cgroup_of(&d, &c);
         let applied = tokio::task::spawn_blocking(move || {
             berth_runtime::cgroup::Cgroup::open(&cg).and_then(|g| g.set_resources(&oci))
         })
