@@ -628,7 +628,8 @@ fn download_layers(
     let cancel = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
     // With overlay a layer does not need its parent on disk to be unpacked, so each download
-    // worker unpacks what it fetched at once (layers in parallel); a failure there (a hard
+    // worker hands what it fetched to a thread of its own that unpacks it while the worker
+    // starts the next download (layers in parallel); a failure there (a hard
     // link to a file of a lower layer not there yet) is retried in order below. The copy
     // driver builds each layer on a copy of its parent: in order only.
     let parallel = matches!(store.snapshots.kind(), berth_storage::DriverKind::Overlay);
@@ -692,16 +693,22 @@ fn download_layers(
                         ok = r.is_ok(),
                         "layer downloaded"
                     );
-                    let failed = r.is_err();
-                    let rec = match &r {
+                    match r {
+                        // Unpacked beside the next download, not before it.
                         Ok(p) if parallel && !cancel.load(Ordering::SeqCst) => {
-                            Some(unpack_layer(first_layer[j], p))
+                            let tx = tx.clone();
+                            sc.spawn(move || {
+                                let rec = unpack_layer(first_layer[j], &p);
+                                let _ = tx.send((j, Ok(p), Some(rec)));
+                            });
                         }
-                        _ => None,
-                    };
-                    let _ = tx.send((j, r, rec));
-                    if failed {
-                        break;
+                        Ok(p) => {
+                            let _ = tx.send((j, Ok(p), None));
+                        }
+                        Err(e) => {
+                            let _ = tx.send((j, Err(e), None));
+                            break;
+                        }
                     }
                 }
             });
